@@ -1,0 +1,40 @@
+"""Whether an assessment raises a new alert, worsens an open one, or changes nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from shared.events import SEVERITY_RANK
+
+Action = Literal["raise", "worsen", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAlert:
+    severity: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    severity: str | None = None
+
+
+def alerting_severity(severity: str, news2_total: int | None, *, min_low_total: int) -> bool:
+    """A NEWS2 in the 'low' band alerts only from ``min_low_total`` points; higher bands always."""
+    if severity != "low":
+        return True
+    return news2_total is not None and news2_total >= min_low_total
+
+
+def decide(
+    current: OpenAlert | None, *, severity: str, news2_total: int | None, min_low_total: int
+) -> Decision:
+    if not alerting_severity(severity, news2_total, min_low_total=min_low_total):
+        return Decision("none")
+    if current is None:
+        return Decision("raise", severity)
+    if SEVERITY_RANK[severity] > SEVERITY_RANK[current.severity]:
+        return Decision("worsen", severity)
+    return Decision("none")
