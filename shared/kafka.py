@@ -100,7 +100,7 @@ class Publisher:
         await self._producer.stop()
 
     async def publish(self, messages: Sequence[Outgoing]) -> None:
-        """Send all messages; raise :class:`Unavailable` unless the broker acknowledged all in time."""
+        """Send all; raise :class:`Unavailable` unless the broker acknowledged each one in time."""
         if not messages:
             return
         async with broker_errors("publishing"), asyncio.timeout(self._deadline_s):
