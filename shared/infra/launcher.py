@@ -106,8 +106,8 @@ class Platform:
 
         async def recreate_topics() -> None:
             if self.broker is not None and self.broker.restarts:
-                say("broker restarted: creating its topics again")
                 await self._create_topics()
+                say("broker restarted: its topics were created again")
 
         self.broker = Supervised("broker", broker.start, after_start=recreate_topics)
         self.broker.run()
