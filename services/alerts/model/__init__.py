@@ -1,0 +1,2 @@
+"""The learned deterioration model: data, window features, training, the shipped artifact and
+its honest evaluation against NEWS2. See docs/model.md."""
