@@ -99,6 +99,16 @@ def readings_for(
             "measured_at": stamp,
         }
     )
+    readings.append(
+        {
+            "reading_id": uuid.uuid4().hex,
+            "type": "consciousness",
+            # New confusion comes with the worst exacerbations.
+            "value": "C" if vitals["spo2"] <= 86 and vitals["respiratory_rate"] >= 25 else "A",
+            "unit": "1",
+            "measured_at": stamp,
+        }
+    )
     return readings
 
 
