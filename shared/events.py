@@ -92,6 +92,10 @@ class AlertView(BaseModel):
     reasons: list[str]
     opened_at: datetime
     updated_at: datetime
+    acknowledged_by: str | None = None
+    assigned_to: str | None = None
+    assigned_name: str | None = None
+    snoozed_until: datetime | None = None
 
 
 class AlertChanged(Event):
@@ -100,8 +104,79 @@ class AlertChanged(Event):
     ce_type: ClassVar[str] = "dk.naervagt.alert.changed.v1"
 
     seq: int
-    change: Literal["raised", "worsened", "acknowledged", "escalated", "resolved", "noted"]
+    change: Literal[
+        "raised",
+        "worsened",
+        "acknowledged",
+        "escalated",
+        "resolved",
+        "noted",
+        "assigned",
+        "snoozed",
+    ]
     actor: str
     at: datetime
     alert: AlertView
     org_ids: list[str]
+
+
+ConsultUrgency = Literal["acute", "today", "routine"]
+
+
+class ConsultRequested(Event):
+    """A nurse or GP asked for a specialist; the free-text reason stays in the video service."""
+
+    ce_type: ClassVar[str] = "dk.naervagt.consult.requested.v1"
+
+    consult_id: str
+    patient_id: str
+    specialty: str
+    urgency: ConsultUrgency
+    alert_id: str | None = None
+    requested_by: str
+    requester_org: str
+    requested_at: datetime
+
+
+class ConsultAccepted(Event):
+    """A specialist took the request; ``room_id`` is the video room made for it."""
+
+    ce_type: ClassVar[str] = "dk.naervagt.consult.accepted.v1"
+
+    consult_id: str
+    patient_id: str
+    specialty: str
+    urgency: ConsultUrgency
+    requester_org: str
+    accepted_by: str
+    accepted_org: str
+    accepted_at: datetime
+    room_id: str
+
+
+class ConsultEscalated(Event):
+    """An acute request nobody accepted within the configured time."""
+
+    ce_type: ClassVar[str] = "dk.naervagt.consult.escalated.v1"
+
+    consult_id: str
+    patient_id: str
+    specialty: str
+    urgency: ConsultUrgency
+    requester_org: str
+    requested_at: datetime
+    escalated_at: datetime
+    waited_s: float
+
+
+class ConsultCancelled(Event):
+    """The requesting organisation withdrew a request before anyone accepted it."""
+
+    ce_type: ClassVar[str] = "dk.naervagt.consult.cancelled.v1"
+
+    consult_id: str
+    patient_id: str
+    specialty: str
+    requester_org: str
+    cancelled_by: str
+    cancelled_at: datetime

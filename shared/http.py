@@ -6,9 +6,10 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from aiohttp import typedefs as aiohttp_typedefs
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -27,6 +28,7 @@ from shared.settings import AuthSettings
 log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[Mapping[str, bool]]]
+Middleware = aiohttp_typedefs.Middleware
 READINESS = web.AppKey("readiness", list[ReadinessCheck])
 AUTH = web.AppKey("auth_settings", AuthSettings)
 WEBSOCKETS = web.AppKey("websockets", weakref.WeakSet[web.WebSocketResponse[bool]])
@@ -131,9 +133,42 @@ async def metrics_handler(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def base_app(auth: AuthSettings, *, client_max_size: int = 4 * 1024 * 1024) -> web.Application:
+def cors_middleware(origins: Sequence[str]) -> Middleware:
+    """Let the listed browser origins (another service's page) call this API with a token."""
+    allowed = frozenset(origins)
+
+    @web.middleware
+    async def cors(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin not in allowed:
+            return await handler(request)
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            response: web.StreamResponse = web.Response(status=204)
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, DELETE"
+            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            response.headers["Access-Control-Max-Age"] = "600"
+        else:
+            response = await handler(request)
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+        return response
+
+    return cors
+
+
+def base_app(
+    auth: AuthSettings,
+    *,
+    client_max_size: int = 4 * 1024 * 1024,
+    cors_origins: Sequence[str] = (),
+) -> web.Application:
     """An application with error translation and the health, readiness and metrics endpoints."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=client_max_size)
+    middlewares: list[Middleware] = [error_middleware]
+    if cors_origins:
+        middlewares.insert(0, cors_middleware(cors_origins))
+    app = web.Application(middlewares=middlewares, client_max_size=client_max_size)
     app[READINESS] = []
     app[AUTH] = auth
     app[WEBSOCKETS] = weakref.WeakSet()

@@ -3,11 +3,17 @@
 ``GET /v1/rooms/{room_id}/ws?token=...`` feeds each connection's events to the pure
 ``Room`` and carries out its answers; ``GET /v1/turn?token=...`` hands out TURN credentials.
 
+Membership lives in this process only: all participants of one room must reach the same
+instance (route by room id). ``room_gate`` lets a durable store refuse rooms that were closed,
+also by another instance or before a restart; ``on_occupancy`` reports a room filling or
+emptying, so the store can start its expiry clock.
+
 Example::
 
     app = web.Application()
     add_signaling_routes(app, key=join_key, turn_secret=secret,
-                         turn_urls=["turn:turn.example.dk:3478"], on_audit=record)
+                         turn_urls=["turn:turn.example.dk:3478"], on_audit=record,
+                         room_gate=check_open, on_occupancy=note)
     ...
     close_room(app, room_id)
 """
@@ -19,7 +25,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,17 +56,36 @@ from services.video.domain.tokens import (
     verify_join_token,
 )
 from services.video.domain.turn import turn_credentials
+from services.video.video_metrics import active_rooms, joins_refused, signaling_connections
+from shared.errors import Unavailable
 
 logger = logging.getLogger(__name__)
 
-AuditHook = Callable[[str, str, dict[str, Any], str | None], None]
-"""``on_audit(event, room_id, peer, by)``: event is join/admit/deny/lobby/leave, ``peer`` holds
-peer_id, role, display_name and subject, ``by`` is the acting clinician's subject or None."""
+
+@dataclass(frozen=True)
+class MembershipAudit:
+    """One membership change: ``event`` is join/admit/deny/lobby/leave; ``peer`` and ``by``
+    hold peer_id, role, display_name and subject; ``by`` is the acting clinician, if any."""
+
+    event: str
+    room_id: str
+    peer: dict[str, str]
+    by: dict[str, str] | None
+    at: float
+
+
+AuditHook = Callable[[MembershipAudit], None]
+RoomGate = Callable[[str], Awaitable[None]]
+"""``await room_gate(room_id)`` returns when the room may be joined and raises ``RoomClosed``
+(or :class:`shared.errors.Unavailable`) when not."""
+OccupancyHook = Callable[[str, bool, float], None]
+"""``on_occupancy(room_id, occupied, at)``: the room got its first or lost its last peer."""
 
 MAX_MESSAGE_BYTES = 64 * 1024
 HEARTBEAT_S = 20.0
 OUTBOX_LIMIT = 256
 DRAIN_TIMEOUT_S = 5.0
+CLOSED_MEMORY = 10_000
 
 _CLOSE_CODES: dict[DisconnectReason, int] = {
     DisconnectReason.LEFT: WSCloseCode.OK,
@@ -133,16 +158,26 @@ class SignalingHub:
     """The process's rooms and their sockets; every room change goes through ``_apply``."""
 
     def __init__(
-        self, *, key: bytes, cap: int, on_audit: AuditHook | None, clock: Callable[[], float]
+        self,
+        *,
+        key: bytes,
+        cap: int,
+        on_audit: AuditHook | None,
+        clock: Callable[[], float],
+        room_gate: RoomGate | None = None,
+        on_occupancy: OccupancyHook | None = None,
     ) -> None:
         if cap < MIN_CAP:
             raise ValueError(f"a room holds at least {MIN_CAP} participants, got cap={cap}")
         self._key = key
         self._cap = cap
         self._on_audit = on_audit
+        self._gate = room_gate
+        self._on_occupancy = on_occupancy
         self.clock = clock
         self._rooms: dict[str, Room] = {}
-        self._closed: set[str] = set()
+        # Recently closed rooms, oldest first; bounded, since the gate remembers them durably.
+        self._closed: dict[str, None] = {}
         self._connections: dict[str, _Connection] = {}
         self.stopping = False
 
@@ -155,9 +190,21 @@ class SignalingHub:
             raise RoomClosed(claims.room_id)
         return claims
 
+    async def admit(self, token: str, room_id: str | None) -> JoinClaims:
+        """``admit_token``, then the room gate's word that the room is still open."""
+        claims = self.admit_token(token, room_id)
+        if self._gate is not None:
+            await self._gate(claims.room_id)
+        return claims
+
+    def is_active(self, room_id: str) -> bool:
+        """Whether anyone is connected to ``room_id`` through this process."""
+        return room_id in self._rooms
+
     def connect(self, room_id: str, claims: JoinClaims, ws: web.WebSocketResponse) -> str:
         peer_id = secrets.token_urlsafe(9)
         self._connections[peer_id] = _Connection(ws)
+        signaling_connections.inc()
         self._apply(
             room_id, Joined(Peer(peer_id, claims.role, claims.display_name, claims.subject))
         )
@@ -173,6 +220,7 @@ class SignalingHub:
         """The socket is done: leave the room, let queued writes finish, forget the socket."""
         self._apply(room_id, Left(peer_id))
         conn = self._connections.pop(peer_id)
+        signaling_connections.dec()
         conn.close(WSCloseCode.OK, "")
         try:
             async with asyncio.timeout(DRAIN_TIMEOUT_S):
@@ -181,7 +229,9 @@ class SignalingHub:
             logger.warning("signaling socket did not drain", extra={"room_id": room_id})
 
     def close_room(self, room_id: str) -> None:
-        self._closed.add(room_id)
+        self._closed[room_id] = None
+        while len(self._closed) > CLOSED_MEMORY:
+            del self._closed[next(iter(self._closed))]
         if room_id in self._rooms:
             self._apply(room_id, Closed())
 
@@ -200,6 +250,7 @@ class SignalingHub:
             room = self._rooms[room_id] = Room(room_id, cap=self._cap)
             if room_id in self._closed:
                 room.apply(Closed())
+            self._occupancy(room_id, occupied=True)
         audits: list[Audit] = []
         for item in room.apply(event):
             match item:
@@ -213,26 +264,45 @@ class SignalingHub:
                         conn.close(_CLOSE_CODES[reason], str(reason))
                 case Audit():
                     audits.append(item)
-        if room.is_empty:
-            del self._rooms[room_id]
         for audit in audits:
             self._audit(room_id, audit)
+        if room.is_empty:
+            del self._rooms[room_id]
+            self._occupancy(room_id, occupied=False)
+        active_rooms.set(len(self._rooms))
+
+    def _occupancy(self, room_id: str, *, occupied: bool) -> None:
+        if self._on_occupancy is None:
+            return
+        try:
+            self._on_occupancy(room_id, occupied, self.clock())
+        except Exception:
+            logger.exception("occupancy hook failed", extra={"room_id": room_id})
 
     def _audit(self, room_id: str, audit: Audit) -> None:
         if self._on_audit is None:
             return
-        peer = {
-            "peer_id": audit.peer.peer_id,
-            "role": str(audit.peer.role),
-            "display_name": audit.peer.display_name,
-            "subject": audit.peer.subject,
-        }
-        by = audit.by.subject if audit.by is not None else None
+        entry = MembershipAudit(
+            event=str(audit.event),
+            room_id=room_id,
+            peer=_described(audit.peer),
+            by=_described(audit.by) if audit.by is not None else None,
+            at=self.clock(),
+        )
         try:
-            self._on_audit(str(audit.event), room_id, peer, by)
+            self._on_audit(entry)
         except Exception:
             # The call must go on when the audit sink fails; the failure itself is logged.
             logger.exception("audit hook failed", extra={"room_id": room_id})
+
+
+def _described(peer: Peer) -> dict[str, str]:
+    return {
+        "peer_id": peer.peer_id,
+        "role": str(peer.role),
+        "display_name": peer.display_name,
+        "subject": peer.subject,
+    }
 
 
 HUB = web.AppKey("video_signaling_hub", SignalingHub)
@@ -248,10 +318,19 @@ def add_signaling_routes(
     turn_urls: Sequence[str] = (),
     turn_ttl_s: int = 3600,
     on_audit: AuditHook | None = None,
+    room_gate: RoomGate | None = None,
+    on_occupancy: OccupancyHook | None = None,
     clock: Callable[[], float] = time.time,
 ) -> None:
     """Mount the room WebSocket and, when ``turn_secret`` is given, the TURN endpoint."""
-    app[HUB] = SignalingHub(key=key, cap=cap, on_audit=on_audit, clock=clock)
+    app[HUB] = SignalingHub(
+        key=key,
+        cap=cap,
+        on_audit=on_audit,
+        clock=clock,
+        room_gate=room_gate,
+        on_occupancy=on_occupancy,
+    )
     app.router.add_get("/v1/rooms/{room_id}/ws", _room_socket)
     if turn_secret is not None:
         if not turn_urls:
@@ -286,6 +365,8 @@ def _refusal(exc: Exception) -> tuple[str, str]:
         return "token-wrong-room", "The link is for another room."
     if isinstance(exc, RoomClosed):
         return str(ErrorCode.ROOM_CLOSED), "This consultation has ended."
+    if isinstance(exc, Unavailable):
+        return "unavailable", "The service is busy; trying again."
     return "token-invalid", "The link is not valid."
 
 
@@ -296,14 +377,20 @@ async def _room_socket(request: web.Request) -> web.StreamResponse:
     if not ws.can_prepare(request).ok:
         raise web.HTTPBadRequest(text="WebSocket upgrade expected")
     try:
-        claims = hub.admit_token(_token(request), room_id)
-    except (TokenError, RoomClosed) as exc:
+        claims = await hub.admit(_token(request), room_id)
+    except (TokenError, RoomClosed, Unavailable) as exc:
         code, message = _refusal(exc)
+        joins_refused.labels(code).inc()
         logger.info("join refused", extra={"room_id": room_id, "reason": code})
         # Browsers cannot read an HTTP refusal of a WebSocket upgrade, so refuse inside it.
         await ws.prepare(request)
         await ws.send_json({"type": "error", "code": code, "message": message})
-        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=code.encode())
+        close_code = (
+            WSCloseCode.TRY_AGAIN_LATER
+            if isinstance(exc, Unavailable)
+            else WSCloseCode.POLICY_VIOLATION
+        )
+        await ws.close(code=close_code, message=code.encode())
         return ws
     await ws.prepare(request)
     if hub.stopping:
@@ -327,7 +414,7 @@ async def _turn(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     settings = request.app[_TURN]
     try:
-        claims = hub.admit_token(_token(request), None)
+        claims = await hub.admit(_token(request), None)
     except (TokenError, RoomClosed) as exc:
         code, message = _refusal(exc)
         return web.json_response(

@@ -19,13 +19,13 @@ from aiortc import (
     RTCConfiguration,
     RTCPeerConnection,
     RTCSessionDescription,
-    VideoStreamTrack,
 )
 from aiortc.mediastreams import MediaStreamTrack
 from av import VideoFrame
 
 from services.video.domain.tokens import issue_join_token
-from services.video.signaling import add_signaling_routes, close_room
+from services.video.probe import ColourTrack
+from services.video.signaling import MembershipAudit, add_signaling_routes, close_room
 
 pytestmark = pytest.mark.integration
 
@@ -80,8 +80,9 @@ async def start_service(*, audit_fails: bool = False) -> Service:
     app = web.Application()
     audit: asyncio.Queue[AuditRow] = asyncio.Queue()
 
-    def record(event: str, room_id: str, peer: dict[str, Any], by: str | None) -> None:
-        audit.put_nowait((event, room_id, peer["subject"], by))
+    def record(entry: MembershipAudit) -> None:
+        by = entry.by["subject"] if entry.by is not None else None
+        audit.put_nowait((entry.event, entry.room_id, entry.peer["subject"], by))
         if audit_fails:
             raise ConnectionError("audit store unavailable")
 
@@ -312,22 +313,6 @@ async def test_turn_credentials_are_refused_without_a_valid_token(service: Servi
 
 
 # -- two aiortc peers through the real signaling server ----------------------------------------
-
-
-class ColourTrack(VideoStreamTrack):
-    """Frames of one size and colour, so the receiver can tell whose video it decoded."""
-
-    def __init__(self, width: int, height: int, rgb: tuple[int, int, int]) -> None:
-        super().__init__()
-        self._image = np.empty((height, width, 3), dtype=np.uint8)
-        self._image[:] = rgb
-
-    async def recv(self) -> VideoFrame:
-        pts, time_base = await self.next_timestamp()
-        frame = VideoFrame.from_ndarray(self._image, format="rgb24")
-        frame.pts = pts
-        frame.time_base = time_base
-        return frame
 
 
 class AiortcClient:
