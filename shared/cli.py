@@ -33,6 +33,7 @@ from shared.settings import KafkaSettings, PlatformSettings, TopicSettings
 DELEGATED = {
     "model": "services.alerts.model.commands:model_main",
     "score": "services.alerts.model.commands:score_main",
+    "care": "services.alerts.care_api:care_main",
 }
 
 

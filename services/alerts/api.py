@@ -4,37 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from datetime import timedelta
 from importlib import resources
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from services.alerts import tickets
+from services.alerts import (
+    audit_api,
+    care_api,
+    lifecycle_api,
+    patients_api,
+    routing_api,
+    thresholds_api,
+    tickets,
+    webhooks_api,
+)
 from services.alerts.console import ConsoleClient, ConsoleHub, snapshot
-from services.alerts.engine import alert_view, record_change
+from services.alerts.history import alert_view
+from services.alerts.http_params import clinician
 from services.alerts.settings import AlertsSettings
 from shared import audit
 from shared.audit import AuditEntry
-from shared.auth import CLINICIAN_ROLES, Principal, issue_token
+from shared.auth import Principal, issue_token
 from shared.db import database_errors
-from shared.errors import Conflict, FieldProblem, InvalidInput, InvalidToken, NotFound
-from shared.http import bearer, read_json, track
-from shared.lifecycle import POOL, PUBLISHER
-from shared.outbox import relay
+from shared.errors import FieldProblem, InvalidInput, InvalidToken, NotFound
+from shared.http import read_json, track
+from shared.lifecycle import POOL
 
 log = logging.getLogger(__name__)
 
 SETTINGS = web.AppKey("alerts_settings", AlertsSettings)
 HUB = web.AppKey("console_hub", ConsoleHub)
 SOURCE = "/naervagt/alerts"
-
-
-def clinician(request: web.Request) -> Principal:
-    principal = bearer(request)
-    principal.require(*CLINICIAN_ROLES)
-    return principal
 
 
 async def post_ticket(request: web.Request) -> web.Response:
@@ -149,56 +151,6 @@ async def list_alerts(request: web.Request) -> web.Response:
     return web.json_response({"alerts": [v.model_dump(mode="json") for v in views]})
 
 
-async def _transition(request: web.Request, *, to: str) -> web.Response:
-    principal = clinician(request)
-    try:
-        alert_id = uuid.UUID(request.match_info["alert_id"])
-    except ValueError as exc:
-        raise NotFound("no such alert") from exc
-    pool = request.app[POOL]
-    settings = request.app[SETTINGS]
-    actor = f"{principal.role}:{principal.subject}"
-    async with database_errors("changing an alert"), pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            """SELECT a.status FROM alerts a
-                 JOIN patient_orgs po ON po.patient_id = a.patient_id AND po.org_id = $2
-                WHERE a.alert_id = $1 FOR UPDATE OF a""",
-            alert_id,
-            principal.org_id,
-        )
-        if row is None:
-            raise NotFound("no such alert for your organisation")
-        if row["status"] == "resolved" or row["status"] == to:
-            raise Conflict(f"alert is already {row['status']}")
-        if to == "acknowledged":
-            await conn.execute(
-                "UPDATE alerts SET status = 'acknowledged', acknowledged_at = now(), "
-                "acknowledged_by = $2, updated_at = now() WHERE alert_id = $1",
-                alert_id,
-                actor,
-            )
-        else:
-            await conn.execute(
-                "UPDATE alerts SET status = 'resolved', resolved_at = now(), resolved_by = $2, "
-                "updated_at = now() WHERE alert_id = $1",
-                alert_id,
-                actor,
-            )
-        event = await record_change(
-            conn, alert_id=alert_id, change=to, actor=actor, alerts_topic=settings.topics.alerts
-        )
-    await relay(pool, request.app[PUBLISHER], source=SOURCE)
-    return web.json_response({"seq": event.seq, "alert": event.alert.model_dump(mode="json")})
-
-
-async def acknowledge(request: web.Request) -> web.Response:
-    return await _transition(request, to="acknowledged")
-
-
-async def resolve(request: web.Request) -> web.Response:
-    return await _transition(request, to="resolved")
-
-
 async def console_page(request: web.Request) -> web.Response:
     page = resources.files("services.alerts").joinpath("static/console.html").read_text("utf-8")
     return web.Response(text=page, content_type="text/html")
@@ -238,7 +190,12 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/console/tickets", post_ticket)
     app.router.add_get("/v1/console/ws", console_ws)
     app.router.add_get("/v1/alerts", list_alerts)
-    app.router.add_post("/v1/alerts/{alert_id}/acknowledge", acknowledge)
-    app.router.add_post("/v1/alerts/{alert_id}/resolve", resolve)
+    lifecycle_api.add_routes(app)
+    care_api.add_routes(app)
+    routing_api.add_routes(app)
+    webhooks_api.add_routes(app)
+    audit_api.add_routes(app)
     app.router.add_get("/v1/dev/organisations", dev_orgs)
     app.router.add_post("/v1/dev/login", dev_login)
+    patients_api.add_routes(app, app[SETTINGS])
+    thresholds_api.add_routes(app, app[SETTINGS])

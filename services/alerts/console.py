@@ -44,6 +44,10 @@ def console_message(seq: int, change: str, alert: dict[str, Any]) -> dict[str, A
             "reasons": alert["reasons"],
             "opened_at": alert["opened_at"],
             "updated_at": alert["updated_at"],
+            "acknowledged_by": alert.get("acknowledged_by"),
+            "assigned_to": alert.get("assigned_to"),
+            "assigned_name": alert.get("assigned_name"),
+            "snoozed_until": alert.get("snoozed_until"),
         },
     }
 

@@ -89,8 +89,8 @@ class Platform:
         for name in SERVICES:
             env = dict(self.env)
             env[f"{name.upper()}_PORT"] = str(ports[name])
-            if self.demo and name == "alerts":
-                env["ALERTS_DEV_LOGIN"] = "true"
+            if self.demo and name in ("alerts", "video"):
+                env[f"{name.upper()}_DEV_LOGIN"] = "true"
             service = Supervised(name, spawner([sys.executable, "-m", f"services.{name}"], env))
             service.run()
             self.services.append(service)

@@ -1,5 +1,6 @@
-"""The Danish care structure as configuration: organisations, the patients they serve, and the
-lookups routing needs (acute team by municipality, GP by patient, out-of-hours by region).
+"""The Danish care structure as configuration: organisations, the patients they serve, their
+clinicians, and the lookups routing needs (acute team by municipality, GP by patient,
+out-of-hours by region).
 
 Example::
 
@@ -77,6 +78,18 @@ class Patient(BaseModel):
     condition: Condition | None = None
 
 
+class Clinician(BaseModel):
+    """A clinician of an organisation, by the subject of their bearer token: someone an alert
+    can be assigned to."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    clinician_id: str = Field(min_length=1)
+    org_id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    role: Literal["nurse", "gp", "specialist"] = "nurse"
+
+
 class DuplicateIdError(ValueError):
     """Two organisations or two patients share an id, so lookups would be ambiguous."""
 
@@ -97,6 +110,7 @@ class CareStructure(BaseModel):
 
     organisations: list[Organisation] = []
     patients: list[Patient] = []
+    clinicians: list[Clinician] = []
 
     _orgs: dict[str, AcuteTeam | GpPractice | OutOfHoursService | HospitalDepartment] = PrivateAttr(
         default_factory=dict
@@ -117,6 +131,12 @@ class CareStructure(BaseModel):
             if patient.patient_id in seen:
                 raise DuplicateIdError("patient", patient.patient_id)
             seen.add(patient.patient_id)
+        seen = set()
+        for clinician in self.clinicians:
+            key = f"{clinician.org_id}/{clinician.clinician_id}"
+            if key in seen:
+                raise DuplicateIdError("clinician", key)
+            seen.add(key)
         return self
 
     def model_post_init(self, context: Any, /) -> None:
@@ -177,6 +197,29 @@ class CareStructure(BaseModel):
         return {org.org_id for org in orgs if org is not None}
 
 
+def patient_warnings(care: CareStructure, patient: Patient) -> list[str]:
+    """Operator-readable warnings for a patient's references that point nowhere."""
+    pid = patient.patient_id
+    warnings: list[str] = []
+    if patient.gp_practice_id is None:
+        warnings.append(f"patient {pid!r} has no GP practice")
+    elif care.gp_for(patient) is None:
+        warnings.append(
+            f"patient {pid!r} names GP practice {patient.gp_practice_id!r}, "
+            "which is not a known GP practice"
+        )
+    if patient.municipality is None:
+        warnings.append(f"patient {pid!r} has no municipality")
+    elif care.acute_team_for(patient.municipality) is None:
+        warnings.append(
+            f"patient {pid!r} lives in municipality {patient.municipality!r}, "
+            "which no acute team serves"
+        )
+    if patient.region is None:
+        warnings.append(f"patient {pid!r} has no region")
+    return warnings
+
+
 def reference_warnings(care: CareStructure) -> list[str]:
     """Operator-readable warnings for references that point nowhere or clash."""
     warnings: list[str] = []
@@ -203,25 +246,15 @@ def reference_warnings(care: CareStructure) -> list[str]:
             else:
                 ooh_regions[org.region] = org.org_id
     for patient in care.patients:
-        pid = patient.patient_id
-        if patient.gp_practice_id is None:
-            warnings.append(f"patient {pid!r} has no GP practice")
-        elif care.gp_for(patient) is None:
-            warnings.append(
-                f"patient {pid!r} names GP practice {patient.gp_practice_id!r}, "
-                "which is not a known GP practice"
-            )
-        if patient.municipality is None:
-            warnings.append(f"patient {pid!r} has no municipality")
-        elif care.acute_team_for(patient.municipality) is None:
-            warnings.append(
-                f"patient {pid!r} lives in municipality {patient.municipality!r}, "
-                "which no acute team serves"
-            )
-        if patient.region is None:
-            warnings.append(f"patient {pid!r} has no region")
-        else:
+        warnings.extend(patient_warnings(care, patient))
+        if patient.region is not None:
             regions.add(patient.region)
+    for clinician in care.clinicians:
+        if care.organisation(clinician.org_id) is None:
+            warnings.append(
+                f"clinician {clinician.clinician_id!r} belongs to unknown organisation "
+                f"{clinician.org_id!r}"
+            )
     warnings.extend(
         f"region {region!r} has no out-of-hours service"
         for region in sorted(regions)

@@ -6,6 +6,9 @@ ack timeouts of steps ``0..i``. A step without a timeout (advice to call 112) is
 with the step after it; the last step, if it has no timeout, never expires. Deadlines are
 computed in UTC, so a timeout spanning a daylight-saving change lasts its real length.
 
+The service stores a route as durable :func:`timers` when an alert is raised or worsens, and
+decides each timer that comes due with :func:`on_due`.
+
 Example::
 
     >>> escalation, page_now = open_escalation("a-1", route, opened_at=opened)
@@ -18,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from services.alerts.domain.hours import NaiveDatetimeError
 from services.alerts.domain.routing import Route, Step
@@ -155,3 +159,59 @@ def due(escalations: Iterable[Escalation], now: datetime) -> list[EscalationDue]
             )
         )
     return decisions
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """One durable escalation timer of an alert: page ``step`` at ``due_at``.
+
+    ``step`` None is the last timer of a chain whose final responder has a timeout: it goes off
+    when nobody on the chain acknowledged, so that the operators step in.
+    """
+
+    index: int
+    step: Step | None
+    due_at: datetime
+    deadline: datetime | None
+    paged_now: bool
+
+
+def timers(route: Route, *, start: datetime) -> list[Timer]:
+    """The timers to store when an alert is raised or worsened at ``start``: the responders
+    paged at once (``paged_now``), those paged later, and the chain running out."""
+    plan = deadlines(route, opened_at=start)
+    start_utc = _utc(start)
+    result = [
+        Timer(
+            index=p.index,
+            step=p.step,
+            due_at=p.paged_at,
+            deadline=p.deadline,
+            paged_now=p.paged_at <= start_utc,
+        )
+        for p in plan
+    ]
+    last = plan[-1]
+    if last.deadline is not None:
+        result.append(
+            Timer(index=len(plan), step=None, due_at=last.deadline, deadline=None, paged_now=False)
+        )
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class DueTimer:
+    """What to do with a timer that has come due: ``fire`` it, ``cancel`` it (the alert is no
+    longer open), or ``defer`` it to ``until`` (the alert is snoozed)."""
+
+    action: Literal["fire", "cancel", "defer"]
+    until: datetime | None = None
+
+
+def on_due(*, status: str, snoozed_until: datetime | None, now: datetime) -> DueTimer:
+    """Decide a due timer against the alert's state as read under its lock."""
+    if status != "open":
+        return DueTimer("cancel")
+    if snoozed_until is not None and _utc(snoozed_until) > _utc(now):
+        return DueTimer("defer", snoozed_until)
+    return DueTimer("fire")
