@@ -123,6 +123,7 @@ async def apply_assessments(
                 min_low_total=min_low_total,
                 at=a.window_end,
                 auto_resolve_after=auto_resolve_after,
+                kind=a.kind,
             )
             transition = outcome.transition
             if transition is None:

@@ -3,7 +3,6 @@ alert history, plus the console's small configuration endpoint and its static as
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +23,6 @@ from shared.lifecycle import POOL
 from shared.vitals import CANONICAL_UNIT, LOINC, VitalType
 
 STATIC_DIR = Path(__file__).with_name("static")
-DEFAULT_VIDEO_URL = "http://localhost:8083"
 DEFAULT_DAYS = 7
 MAX_DAYS = 90
 # Beyond this many readings of one type in the period (continuous wearables), the series is
@@ -55,9 +53,7 @@ CONSOLE_CONFIG = web.AppKey("console_config", ConsoleConfig)
 
 
 def console_config(settings: AlertsSettings) -> ConsoleConfig:
-    # ALERTS_VIDEO_URL becomes a field of AlertsSettings; until then the environment is read here.
-    configured = getattr(settings, "video_url", None) or os.environ.get("ALERTS_VIDEO_URL")
-    return ConsoleConfig(video_url=str(configured or DEFAULT_VIDEO_URL).rstrip("/"))
+    return ConsoleConfig(video_url=settings.video_url.rstrip("/"))
 
 
 def condition_group(condition: str | None) -> str:

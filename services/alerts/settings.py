@@ -20,6 +20,8 @@ class AlertsSettings(ServiceSettings):
     console_ticket_ttl_s: int = 60
     # Development sign-in on the console page (demo only; never in production).
     dev_login: bool = False
+    # Where the console's "request specialist" button reaches the video service.
+    video_url: str = "http://localhost:8083"
     scorer_group: str = "naervagt-alerts-scorer"
     engine_group: str = "naervagt-alerts-engine"
     # Scoring: how much of each patient's history the scorer keeps (the model's baselines look

@@ -33,3 +33,16 @@ def test_the_same_or_a_better_band_changes_nothing(severity: str) -> None:
         decide(OpenAlert("medium"), severity=severity, news2_total=5, min_low_total=3).action
         == "none"
     )
+
+
+def test_a_missing_measurement_is_always_a_task() -> None:
+    decision = decide(
+        None, severity="low", news2_total=None, min_low_total=3, kind="missing_measurement"
+    )
+    assert (decision.action, decision.severity) == ("raise", "low")
+
+
+@pytest.mark.parametrize(("severity", "action"), [("low", "none"), ("low-medium", "raise")])
+def test_a_trend_alerts_only_above_low(severity: str, action: str) -> None:
+    decided = decide(None, severity=severity, news2_total=None, min_low_total=3, kind="trend")
+    assert decided.action == action

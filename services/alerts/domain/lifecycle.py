@@ -176,6 +176,7 @@ def on_assessment(
     min_low_total: int,
     at: datetime,
     auto_resolve_after: timedelta | None,
+    kind: str = "news2",
 ) -> Assessed:
     """Apply an assessment made at ``at`` (the end of its window) to the current alert.
 
@@ -186,7 +187,7 @@ def on_assessment(
       lasted ``auto_resolve_after`` the alert resolves by itself.
     """
     _aware(at)
-    alerting = alerting_severity(severity, news2_total, min_low_total=min_low_total)
+    alerting = alerting_severity(severity, news2_total, min_low_total=min_low_total, kind=kind)
     if current is None:
         if not alerting:
             return Assessed(None, None)
@@ -199,6 +200,7 @@ def on_assessment(
             severity=severity,
             news2_total=news2_total,
             min_low_total=min_low_total,
+            kind=kind,
         )
         if decision.action == "worsen":
             detail: dict[str, Any] = {"from_severity": current.severity}
