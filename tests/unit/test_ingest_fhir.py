@@ -23,6 +23,7 @@ from services.ingest.domain.fhir import (
     FhirRequest,
     Settled,
     parse_fhir,
+    respond,
     settle,
 )
 from services.ingest.domain.validation import validate_batch
@@ -629,6 +630,33 @@ def test_batch_answers_per_entry_with_bundle_paths() -> None:
         VitalType.SYSTOLIC_BP,
         VitalType.DIASTOLIC_BP,
     ]
+
+
+def test_entries_already_received_answer_200_and_created_ones_name_their_location() -> None:
+    request, settled = run(bundle(body_temperature(), blood_pressure()))
+    temperature = settled.readings[0]
+    status, body = respond(
+        request,
+        settled.results,
+        duplicates={temperature.reading_id},
+        location=lambda reading: f"Observation/{reading.reading_id}",
+    )
+    assert status == 200
+    responses = response_entries(body)
+    assert [r["status"] for r in responses] == [NOT_SCORED, CREATED]
+    assert issues(responses[0]["outcome"])[0][1] == "duplicate"
+    assert [r["location"] for r in responses] == [
+        f"Observation/{temperature.reading_id}",
+        f"Observation/{settled.readings[1].reading_id}",  # the panel's first component
+    ]
+
+
+def test_a_lone_observation_received_before_answers_200() -> None:
+    request, settled = run(heart_rate())
+    status, outcome = respond(request, settled.results, duplicates={"heart-rate"})
+    assert status == 200
+    assert issues(outcome) == [("information", "duplicate", [])]
+    assert respond(request, settled.results)[0] == 201
 
 
 def test_collection_is_processed_like_a_batch() -> None:

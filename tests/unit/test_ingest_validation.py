@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.ingest.domain import validation
 from services.ingest.domain.validation import FieldError, Reading, Rejection, validate_batch
 from shared.vitals import VitalType
 
@@ -472,3 +473,82 @@ def test_arbitrary_json_never_raises_and_every_item_is_accounted_for(items: list
     for rejection in rejections:
         assert rejection.errors
         assert all(e.message for e in rejection.errors)
+
+
+@st.composite
+def nearly_valid_items(draw: st.DrawFn) -> dict[str, object]:
+    """Items of the common shape, each field now and then off in a way that matters."""
+    vital = draw(st.sampled_from(list(VitalType)))
+    unit = draw(
+        st.sampled_from(
+            [
+                "/min",
+                "bpm",
+                "%",
+                "mm[Hg]",
+                "kPa",
+                "Cel",
+                "[degF]",
+                "kg",
+                "lb",
+                "mmol/L",
+                "mg/dL",
+                "1",
+                "furlong",
+            ]
+        )
+    )
+    value = draw(
+        st.integers(-10, 400)
+        | st.floats(-10, 400)
+        | st.floats(allow_nan=True, allow_infinity=True)
+        | st.integers(min_value=10**400, max_value=10**400 + 1)
+        | st.booleans()
+        | st.just("72")
+    )
+    moment = NOW - draw(st.timedeltas(timedelta(minutes=-10), timedelta(days=31)))
+    stamp = draw(
+        st.sampled_from(
+            [
+                moment.isoformat(),
+                moment.isoformat().replace("+00:00", "Z"),
+                moment.astimezone(timezone(timedelta(hours=-5))).isoformat(),
+                moment.isoformat().replace("+00:00", "z"),
+                moment.replace(tzinfo=None).isoformat(),
+                moment.isoformat().replace("T", " "),
+                moment.strftime("%Y-%m-%dT%H:%M:%S.123456789+00:00"),
+            ]
+        )
+    )
+    item: dict[str, object] = {
+        "reading_id": draw(st.sampled_from(["r-1", "r 2", "x" * 129, "ok:1.2_3"])),
+        "type": vital.value,
+        "value": value,
+        "unit": unit,
+        "measured_at": stamp,
+    }
+    if draw(st.booleans()):
+        item[draw(st.sampled_from(["patient_id", "other"]))] = PATIENT
+    return item
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(nearly_valid_items())
+def test_the_one_pass_check_agrees_with_the_full_checks(item: dict[str, object]) -> None:
+    context = validation._Context(
+        patient_id=PATIENT,
+        now=NOW,
+        late_limit=timedelta(days=30),
+        future_tolerance=timedelta(minutes=5),
+        late_after=timedelta(hours=1),
+        latest=NOW + timedelta(minutes=5),
+        earliest=NOW - timedelta(days=30),
+        late_before=NOW - timedelta(hours=1),
+    )
+    quick = validation._quick(0, item, context=context, seen={})
+    full = validation._check_item(0, item, context=context, seen={})
+    if quick is not None:
+        assert quick == full
+    elif isinstance(full, Reading):
+        # Only the shapes the one pass leaves to the full checks may be accepted there.
+        assert len(item) != 5 or full.type in (VitalType.ON_OXYGEN, VitalType.CONSCIOUSNESS)

@@ -7,7 +7,9 @@ transaction is accepted whole or not at all. Use::
     request = parse_fhir(document)
     readings, rejections = validate_batch(request.native_items(), patient_id=..., now=...)
     settled = settle(request, readings=readings, rejections=rejections)
-    # store/publish settled.readings; answer settled.http_status with settled.body
+    # store/publish settled.readings; answer settled.http_status with settled.body, or, knowing
+    # which readings were already stored and where each now lives:
+    status, body = respond(request, settled.results, duplicates=known, location=url_of)
 
 Models come from ``fhir.resources.R4B``: FHIR 4.3, identical to R4 (4.0.1) for Observation,
 Bundle and OperationOutcome.
@@ -15,7 +17,7 @@ Bundle and OperationOutcome.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -43,6 +45,7 @@ __all__ = [
     "entry_results",
     "issues_for_rejection",
     "parse_fhir",
+    "respond",
     "settle",
 ]
 
@@ -208,6 +211,8 @@ class Settled:
     """The readings to store and publish."""
     http_status: int
     body: dict[str, Any]
+    results: tuple[EntryResult, ...] = ()
+    """Per entry, for :func:`respond`; empty when the whole request was refused."""
 
 
 _HTTP_STATUS: Final = {CREATED: 201, INVALID: 400, NOT_SCORED: 200}
@@ -310,10 +315,40 @@ def settle(
         return Settled([], 400, operation_outcome(request.issues))
     results = entry_results(request, readings=readings, rejections=rejections)
     kept = [reading for result in results for reading in result.readings]
-    if request.bundle_type is None:
-        (result,) = results
-        return Settled(kept, _HTTP_STATUS[result.status], operation_outcome(result.issues))
     if request.atomic and any(result.status == INVALID for result in results):
         issues = [i for result in results if result.status == INVALID for i in result.issues]
         return Settled([], 400, operation_outcome(issues))
-    return Settled(kept, 200, batch_response(request, results))
+    status, body = respond(request, results)
+    return Settled(kept, status, body, tuple(results))
+
+
+def respond(
+    request: FhirRequest,
+    results: Sequence[EntryResult],
+    *,
+    duplicates: Collection[str] = frozenset(),
+    location: Callable[[Reading], str] | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and body once the accepted readings are stored.
+
+    An entry whose readings were all received before (their ids are in ``duplicates``) answers
+    ``200 OK`` instead of ``201 Created``; ``location`` names where an entry's first reading can
+    be found, for ``Bundle.entry.response.location``.
+    """
+    final = [_known(result, duplicates) for result in results]
+    if request.bundle_type is None:
+        (result,) = final
+        return _HTTP_STATUS[result.status], operation_outcome(result.issues)
+    body = batch_response(request, final)
+    if location is not None:
+        for entry, result in zip(body.get("entry", ()), final, strict=True):
+            if result.readings:
+                entry["response"]["location"] = location(result.readings[0])
+    return 200, body
+
+
+def _known(result: EntryResult, duplicates: Collection[str]) -> EntryResult:
+    if not result.readings or not all(r.reading_id in duplicates for r in result.readings):
+        return result
+    note = Issue("information", "duplicate", "received before; not stored again")
+    return EntryResult(result.index, NOT_SCORED, (note, *result.issues[1:]), result.readings)
