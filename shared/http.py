@@ -82,9 +82,14 @@ async def read_json(request: web.Request, *, max_bytes: int) -> tuple[bytes, Any
     """The raw body and its decoded JSON: 413 past ``max_bytes``, 400 for a body not JSON."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise PayloadTooLarge(f"body larger than {max_bytes} bytes")
-    body = await request.content.read(max_bytes + 1)
-    if len(body) > max_bytes:
-        raise PayloadTooLarge(f"body larger than {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(64 * 1024):  # read() returns what has arrived
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"body larger than {max_bytes} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
     return body, parse_json(body)
 
 

