@@ -81,8 +81,25 @@ class Infra:
         return issue_token(JWT_SECRET, Principal(subject, role, org_id))
 
 
+NewInfra = Callable[[], Awaitable[Infra]]
+
+
+@pytest.fixture(scope="session")
+def new_infra(broker: EmbeddedBroker, database: str) -> NewInfra:
+    """Makes settings with a fresh set of topics; for fixtures wider than one test."""
+
+    async def make() -> Infra:
+        return await _infra(broker, database)
+
+    return make
+
+
 @pytest.fixture
-async def infra(broker: EmbeddedBroker, database: str) -> Infra:
+async def infra(new_infra: NewInfra) -> Infra:
+    return await new_infra()
+
+
+async def _infra(broker: EmbeddedBroker, database: str) -> Infra:
     suffix = uuid.uuid4().hex[:8]
     topics = TopicSettings(
         readings=f"t{suffix}.readings",
@@ -157,7 +174,20 @@ class Care:
 @pytest.fixture
 async def care(pool: Any, infra: Infra) -> Care:
     """Two acute teams in two municipalities, one patient in each (ids unique to the test)."""
-    s = infra.suffix
+    return await seed_care(pool, infra.suffix)
+
+
+SeedCare = Callable[[Any, str], Awaitable[Care]]
+
+
+@pytest.fixture(scope="session")
+def care_seeder() -> SeedCare:
+    """``seed_care`` for fixtures wider than one test."""
+    return seed_care
+
+
+async def seed_care(pool: Any, s: str) -> Care:
+    """The ``care`` fixture's organisations and patients, for fixtures wider than one test."""
     c = Care(f"akut-a-{s}", f"akut-b-{s}", f"pt-a-{s}", f"pt-b-{s}")
     await pool.executemany(
         "INSERT INTO organisations (org_id, kind, name, region, municipalities) "

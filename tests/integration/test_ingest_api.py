@@ -27,7 +27,6 @@ from shared import db
 from shared.auth import Principal, issue_token, sign_request
 from shared.device_client import DeviceClient
 from shared.infra.processes import free_port
-from shared.kafka import ensure_topics
 from shared.settings import AuthSettings, DatabaseSettings, KafkaSettings, TopicSettings
 
 BURST = 4
@@ -51,23 +50,10 @@ class World:
 
 
 @pytest.fixture(scope="module")
-async def world(broker, database) -> AsyncIterator[World]:
-    s = uuid.uuid4().hex[:8]
-    topics = TopicSettings(
-        readings=f"t{s}.readings",
-        risk=f"t{s}.risk",
-        alerts=f"t{s}.alerts",
-        consults=f"t{s}.consults",
-        deadletter=f"t{s}.deadletter",
-    )
-    kafka = KafkaSettings(
-        bootstrap_servers=broker.bootstrap_servers,
-        partitions=4,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=500,
-    )
-    await ensure_topics(kafka, topics.all())
-    jwt_secret = secrets.token_urlsafe(48)
+async def world(new_infra, care_seeder, database) -> AsyncIterator[World]:
+    infra = await new_infra()
+    s, topics = infra.suffix, infra.topics
+    jwt_secret = infra.auth.jwt_secret.get_secret_value()
     secret_key = secrets.token_urlsafe(32)
     settings = IngestSettings(
         port=0,
@@ -77,10 +63,7 @@ async def world(broker, database) -> AsyncIterator[World]:
         offload_bytes=16 * 1024,
         rate_per_s=0.5,
         rate_burst=BURST,
-        kafka=kafka,
-        topics=topics,
-        database=DatabaseSettings(url=SecretStr(database), pool_max=5),
-        auth=AuthSettings(jwt_secret=SecretStr(jwt_secret)),
+        **infra.common(),
     )
     runner = web.AppRunner(create_app(settings), handle_signals=False, access_log=None)
     await runner.setup()
@@ -98,18 +81,7 @@ async def world(broker, database) -> AsyncIterator[World]:
         f"pt-a-{s}",
         f"pt-b-{s}",
     )
-    await pool.executemany(
-        "INSERT INTO organisations (org_id, kind, name, region, municipalities) "
-        "VALUES ($1, 'acute_team', $2, 'syddanmark', $3)",
-        [
-            (w.org, "Akutteam A", [f"kommune-a-{s}"]),
-            (w.other_org, "Akutteam B", [f"kommune-b-{s}"]),
-        ],
-    )
-    await pool.executemany(
-        "INSERT INTO patients (patient_id, municipality, region) VALUES ($1, $2, 'syddanmark')",
-        [(w.patient, f"kommune-a-{s}"), (w.other_patient, f"kommune-b-{s}")],
-    )
+    await care_seeder(pool, s)
     yield w
     await runner.cleanup()
     await pool.close()

@@ -33,8 +33,7 @@ from services.ingest.settings import IngestSettings
 from shared import db
 from shared.auth import Principal, issue_token, sign_request
 from shared.infra.processes import free_port
-from shared.kafka import ensure_topics
-from shared.settings import AuthSettings, DatabaseSettings, KafkaSettings, TopicSettings
+from shared.settings import DatabaseSettings
 from shared.vitals import CANONICAL_UNIT, VitalType
 
 DOCUMENT = openapi_document()
@@ -57,23 +56,10 @@ class Target:
 
 
 @pytest.fixture(scope="module")
-async def target(broker, database) -> AsyncIterator[Target]:
-    s = uuid.uuid4().hex[:8]
-    topics = TopicSettings(
-        readings=f"t{s}.readings",
-        risk=f"t{s}.risk",
-        alerts=f"t{s}.alerts",
-        consults=f"t{s}.consults",
-        deadletter=f"t{s}.deadletter",
-    )
-    kafka = KafkaSettings(
-        bootstrap_servers=broker.bootstrap_servers,
-        partitions=4,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=500,
-    )
-    await ensure_topics(kafka, topics.all())
-    jwt_secret = secrets.token_urlsafe(48)
+async def target(new_infra, care_seeder, database) -> AsyncIterator[Target]:
+    infra = await new_infra()
+    s = infra.suffix
+    jwt_secret = infra.auth.jwt_secret.get_secret_value()
     settings_ = IngestSettings(
         port=0,
         secret_key=SecretStr(secrets.token_urlsafe(32)),
@@ -82,10 +68,7 @@ async def target(broker, database) -> AsyncIterator[Target]:
         offload_bytes=8 * 1024,
         rate_per_s=10_000,
         rate_burst=10_000,
-        kafka=kafka,
-        topics=topics,
-        database=DatabaseSettings(url=SecretStr(database), pool_max=5),
-        auth=AuthSettings(jwt_secret=SecretStr(jwt_secret)),
+        **infra.common(),
     )
     runner = web.AppRunner(create_app(settings_), handle_signals=False, access_log=None)
     await runner.setup()
@@ -93,17 +76,8 @@ async def target(broker, database) -> AsyncIterator[Target]:
     await web.TCPSite(runner, "127.0.0.1", port).start()
     base = f"http://127.0.0.1:{port}"
     pool = await db.create_pool(DatabaseSettings(url=SecretStr(database), pool_max=2))
-    org, other_org, patient = f"akut-f-{s}", f"akut-g-{s}", f"pt-f-{s}"
-    await pool.executemany(
-        "INSERT INTO organisations (org_id, kind, name, region, municipalities) "
-        "VALUES ($1, 'acute_team', $2, 'syddanmark', $3)",
-        [(org, "Akutteam F", [f"kommune-f-{s}"]), (other_org, "Akutteam G", [f"kommune-g-{s}"])],
-    )
-    await pool.execute(
-        "INSERT INTO patients (patient_id, municipality, region) VALUES ($1, $2, 'syddanmark')",
-        patient,
-        f"kommune-f-{s}",
-    )
+    care = await care_seeder(pool, s)
+    org, other_org, patient = care.acute_team, care.other_acute_team, care.patient_id
     await pool.close()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         operator = issue_token(jwt_secret, Principal("op", "operator", "platform"))
